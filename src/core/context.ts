@@ -1,0 +1,84 @@
+/**
+ * The composition root's product: one context per process holding the
+ * configuration, the clients and the clock. Clients are created on first use,
+ * so a command only connects to what it needs.
+ */
+import { pino, type Logger } from 'pino';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from './config.js';
+import { FileRegistry } from '../storage/file-registry.js';
+import { MongoConnection } from '../storage/mongo.js';
+import { RedisConnection } from '../storage/redis.js';
+import { createS3Client } from '../storage/s3.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export const systemClock: Clock = { now: () => new Date() };
+
+/** A fixed clock, for `--now` on jobs and for tests. */
+export function fixedClock(at: Date): Clock {
+  return { now: () => new Date(at.getTime()) };
+}
+
+export interface ContextOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Timeout for reaching MongoDB / S3 / Redis (ms). */
+  connectTimeoutMs?: number;
+}
+
+export class Context {
+  readonly config: Config;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  private readonly timeoutMs: number;
+  private _mongo?: MongoConnection;
+  private _registry?: FileRegistry;
+  private _s3?: S3Client;
+  private _redis?: RedisConnection | null;
+
+  constructor(config: Config, opts: ContextOptions = {}) {
+    this.config = config;
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+    this.timeoutMs = opts.connectTimeoutMs ?? 5000;
+  }
+
+  get mongo(): MongoConnection {
+    this._mongo ??= new MongoConnection({ uri: this.config.mongo.uri, dbName: this.config.mongo.dbName, timeoutMs: this.timeoutMs });
+    return this._mongo;
+  }
+
+  get registry(): FileRegistry {
+    this._registry ??= new FileRegistry(this.mongo);
+    return this._registry;
+  }
+
+  get s3(): S3Client {
+    const c = this.config.s3;
+    this._s3 ??= createS3Client({
+      region: c.region,
+      endpoint: c.endpoint,
+      forcePathStyle: c.forcePathStyle,
+      accessKeyId: c.accessKeyId,
+      secretAccessKey: c.secretAccessKey,
+      connectTimeoutMs: Math.min(this.timeoutMs, 3000),
+    });
+    return this._s3;
+  }
+
+  /** The Redis connection, or null when REDIS_URL is not set. */
+  get redis(): RedisConnection | null {
+    if (this._redis === undefined) {
+      this._redis = this.config.redisUrl ? new RedisConnection(this.config.redisUrl, Math.min(this.timeoutMs, 3000)) : null;
+    }
+    return this._redis;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this._mongo?.close(), this._redis?.close()]);
+    this._s3?.destroy();
+  }
+}
