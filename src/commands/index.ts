@@ -1,10 +1,22 @@
 /** Every command, in the order `--help` lists them. */
 import type { Command } from 'commander';
 import type { Runtime } from '../cli/main.js';
+import { registerDaemon } from './daemon.js';
 import { registerInitBuckets } from './init-buckets.js';
 import { registerInitMongo } from './init-mongo.js';
+import { registerReconcile } from './reconcile.js';
+import { registerSign } from './sign.js';
 import { registerStatus } from './status.js';
+import { registerToken } from './token.js';
 
 export type Register = (program: Command, rt: Runtime) => void;
 
-export const COMMANDS: Register[] = [registerInitMongo, registerInitBuckets, registerStatus];
+export const COMMANDS: Register[] = [
+  registerInitMongo,
+  registerInitBuckets,
+  registerSign,
+  registerToken,
+  registerReconcile,
+  registerDaemon,
+  registerStatus,
+];

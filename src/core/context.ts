@@ -6,10 +6,15 @@
 import { pino, type Logger } from 'pino';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from './config.js';
+import { ConfigError } from './errors.js';
+import type { Metrics } from './metrics.js';
 import { FileRegistry } from '../storage/file-registry.js';
 import { MongoConnection } from '../storage/mongo.js';
+import { ObjectStore } from '../storage/objects.js';
+import { Presigner } from '../storage/presign.js';
 import { RedisConnection } from '../storage/redis.js';
 import { createS3Client } from '../storage/s3.js';
+import { UsageStore } from '../storage/usage.js';
 
 export interface Clock {
   now(): Date;
@@ -38,6 +43,11 @@ export class Context {
   private _registry?: FileRegistry;
   private _s3?: S3Client;
   private _redis?: RedisConnection | null;
+  private _objects?: ObjectStore;
+  private _usage?: UsageStore;
+  private _presigner?: Presigner;
+  /** Set by the daemon; jobs run from the CLI have none. */
+  metrics: Metrics | undefined;
 
   constructor(config: Config, opts: ContextOptions = {}) {
     this.config = config;
@@ -67,6 +77,37 @@ export class Context {
       connectTimeoutMs: Math.min(this.timeoutMs, 3000),
     });
     return this._s3;
+  }
+
+  get objects(): ObjectStore {
+    this._objects ??= new ObjectStore(this.s3, this.config.s3.endpoint);
+    return this._objects;
+  }
+
+  get usage(): UsageStore {
+    this._usage ??= new UsageStore(this.mongo);
+    return this._usage;
+  }
+
+  /** The fast presigner; needs static credentials (the SDK's default chain cannot be signed with offline). */
+  get presigner(): Presigner {
+    if (!this._presigner) {
+      const c = this.config.s3;
+      if (!c.accessKeyId || !c.secretAccessKey) {
+        throw new ConfigError('presigning needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY');
+      }
+      this._presigner = new Presigner(
+        {
+          region: c.region,
+          endpoint: c.endpoint,
+          forcePathStyle: c.forcePathStyle,
+          accessKeyId: c.accessKeyId,
+          secretAccessKey: c.secretAccessKey,
+        },
+        () => this.clock.now(),
+      );
+    }
+    return this._presigner;
   }
 
   /** The Redis connection, or null when REDIS_URL is not set. */

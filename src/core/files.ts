@@ -43,7 +43,37 @@ export interface FileRecord {
   archive_s3_key?: string;
   archive_timestamp?: Date;
   ttl_expire_at?: Date;
+  /** Why the file was rejected or failed, in words fit for a user. */
   reason?: string;
+  /** Bytes held against the user's quota while pending. */
+  reserved_bytes: number;
+  /** The size the client declared at signing (S3 enforces it when set). */
+  declared_size?: number;
+  /** The SHA-256 the client declared at signing (S3 enforces it when set). */
+  declared_sha256?: string;
+  upload_mode: 'put' | 'post';
+  updated_at: Date;
+  deleted_at?: Date;
+}
+
+/** The record fields an API client may see. */
+export function publicFile(f: FileRecord): Record<string, unknown> {
+  return {
+    file_id: f._id,
+    user_id: f.user_id,
+    status: f.status,
+    key: f.s3_key,
+    content_type: f.content_type,
+    filename: f.original_filename,
+    use_case: f.use_case,
+    size_bytes: f.upload_timestamp ? f.size_bytes : null,
+    checksum_sha256: f.checksum_sha256 ?? null,
+    width: f.width ?? null,
+    height: f.height ?? null,
+    upload_timestamp: f.upload_timestamp?.toISOString() ?? null,
+    is_archived: f.is_archived ?? false,
+    reason: f.reason ?? null,
+  };
 }
 
 /** Registry counts and sizes, as `biostore status` shows them. */

@@ -2,8 +2,8 @@
  * The file registry in MongoDB (`files_metadata`): the queries the commands,
  * jobs and daemon share. Every state change is a single conditional update.
  */
-import type { Collection } from 'mongodb';
-import type { FileRecord, RegistryStats } from '../core/files.js';
+import type { Collection, Filter, UpdateFilter } from 'mongodb';
+import type { FileRecord, FileState, RegistryStats } from '../core/files.js';
 import { guard, type MongoConnection } from './mongo.js';
 import { FILES } from './mongo-schema.js';
 
@@ -14,6 +14,70 @@ export class FileRegistry {
 
   constructor(private readonly conn: MongoConnection) {
     this.files = conn.db.collection<FileRecord>(FILES);
+  }
+
+  private run<T>(fn: () => Promise<T>): Promise<T> {
+    return guard(this.conn.uri, async () => {
+      await this.conn.connect();
+      return fn();
+    });
+  }
+
+  async insert(rec: FileRecord): Promise<void> {
+    await this.run(() => this.files.insertOne(rec));
+  }
+
+  async get(id: string): Promise<FileRecord | null> {
+    return this.run(() => this.files.findOne({ _id: id }));
+  }
+
+  async getByKey(key: string): Promise<FileRecord | null> {
+    return this.run(() => this.files.findOne({ s3_key: key }));
+  }
+
+  /**
+   * The one way a file changes state: match the id and the expected state(s),
+   * apply the update, return the new record (or null when the file was not in
+   * that state, i.e. someone else got there first).
+   */
+  async transition(
+    id: string,
+    from: FileState | FileState[],
+    set: Partial<FileRecord>,
+    extra: { unset?: Array<keyof FileRecord>; where?: Filter<FileRecord> } = {},
+  ): Promise<FileRecord | null> {
+    const update: UpdateFilter<FileRecord> = { $set: { ...set, updated_at: set.updated_at ?? new Date() } };
+    if (extra.unset?.length) update.$unset = Object.fromEntries(extra.unset.map((k) => [k, ''])) as never;
+    const filter = { _id: id, status: Array.isArray(from) ? { $in: from } : from, ...(extra.where ?? {}) } as Filter<FileRecord>;
+    return this.run(() => this.conn.atomically(`file:${id}`, () => this.files.findOneAndUpdate(filter, update, { returnDocument: 'after' })));
+  }
+
+  /** Deletes the record if it is still in one of the given states; true when this call deleted it. */
+  async remove(id: string, from: FileState[]): Promise<boolean> {
+    const res = await this.run(() => this.conn.atomically(`file:${id}`, () => this.files.deleteOne({ _id: id, status: { $in: from } })));
+    return res.deletedCount === 1;
+  }
+
+  /** Streams records matching a filter, oldest first, with a narrow batch size. */
+  find(filter: Filter<FileRecord>, opts: { limit?: number; sort?: Record<string, 1 | -1> } = {}): AsyncIterable<FileRecord> {
+    const cursor = this.files.find(filter, { sort: opts.sort ?? { created_at: 1 }, batchSize: 500 });
+    if (opts.limit) cursor.limit(opts.limit);
+    const uri = this.conn.uri;
+    const conn = this.conn;
+    return {
+      async *[Symbol.asyncIterator]() {
+        await guard(uri, () => conn.connect());
+        try {
+          for await (const doc of cursor) yield doc;
+        } catch (err) {
+          await guard(uri, () => Promise.reject(err));
+        }
+      },
+    };
+  }
+
+  async count(filter: Filter<FileRecord>): Promise<number> {
+    return this.run(() => this.files.countDocuments(filter));
   }
 
   /** Counts by state, bytes per bucket, files due for archive and the next purge date. */

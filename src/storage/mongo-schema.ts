@@ -10,6 +10,7 @@ export const FILES = 'files_metadata';
 export const ARCHIVE_LOG = 'archive_log';
 export const USAGE = 'user_usage';
 export const LOCKS = 'job_locks';
+export const DOC_LOCKS = 'doc_locks';
 export const VECTOR_INDEX = 'embedding_vector_index';
 /** TTL is a backstop: purge-run deletes the archived bytes first; the TTL index only
  * removes records that purge-run somehow missed, this long after their expiry. */
@@ -63,7 +64,7 @@ export async function initMongo(conn: MongoConnection, opts: { vectorDim: number
   const run = <T>(fn: () => Promise<T>) => guard(conn.uri, fn);
   const existing = await run(() => collectionNames(db));
 
-  for (const name of [FILES, USAGE, LOCKS]) {
+  for (const name of [FILES, USAGE, LOCKS, DOC_LOCKS]) {
     if (existing.has(name)) {
       steps.push({ target: name, action: 'exists', message: `collection '${name}' exists` });
     } else {

@@ -6,6 +6,7 @@
 import { MongoClient, MongoServerError, type Db } from 'mongodb';
 import { redactUri } from '../core/config.js';
 import { BiostoreError, UnavailableError } from '../core/errors.js';
+import { DocLocks } from './doc-locks.js';
 
 export interface MongoServerInfo {
   /** `ferretdb`, `atlas` (a *.mongodb.net host) or `mongodb`. */
@@ -28,6 +29,8 @@ export class MongoConnection {
   readonly db: Db;
   readonly uri: string;
   private connected: Promise<void> | null = null;
+  private info: Promise<MongoServerInfo> | null = null;
+  private locks: DocLocks | undefined;
 
   constructor(opts: MongoOptions) {
     const timeout = opts.timeoutMs ?? 5000;
@@ -38,6 +41,8 @@ export class MongoConnection {
       connectTimeoutMS: timeout,
       socketTimeoutMS: 60_000,
       maxPoolSize: 50,
+      // Optional fields left undefined are omitted, not stored as null.
+      ignoreUndefined: true,
     });
     this.db = this.client.db(opts.dbName);
   }
@@ -62,7 +67,24 @@ export class MongoConnection {
     return performance.now() - t0;
   }
 
-  async serverInfo(): Promise<MongoServerInfo> {
+  /** The server's kind and version, asked once per connection. */
+  serverInfo(): Promise<MongoServerInfo> {
+    this.info ??= this.probe().catch((err: unknown) => {
+      this.info = null;
+      throw err;
+    });
+    return this.info;
+  }
+
+  /**
+   * Whether conditional updates need a lock document to be atomic (FerretDB 1.x
+   * reads then writes; MongoDB matches and writes atomically per document).
+   */
+  async needsDocLocks(): Promise<boolean> {
+    return (await this.serverInfo()).kind === 'ferretdb';
+  }
+
+  private async probe(): Promise<MongoServerInfo> {
     await this.connect();
     const bi = await guard(this.uri, () => this.db.admin().command({ buildInfo: 1 }));
     const version = String(bi.version ?? 'unknown');
@@ -71,6 +93,16 @@ export class MongoConnection {
     }
     const hosts = this.uri.replace(/^mongodb(\+srv)?:\/\/([^@/]*@)?/, '').split(/[/?]/)[0] ?? '';
     return { kind: /\.mongodb\.net(:\d+)?(,|$)/.test(hosts) ? 'atlas' : 'mongodb', version };
+  }
+
+  /**
+   * Runs a read-modify-write on one document atomically on every server:
+   * directly where the server guarantees it, under a lock document elsewhere.
+   */
+  async atomically<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    if (!(await this.needsDocLocks())) return fn();
+    this.locks ??= new DocLocks(this);
+    return this.locks.withLock(key, fn);
   }
 
   async close(): Promise<void> {

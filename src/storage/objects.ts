@@ -1,0 +1,119 @@
+/**
+ * Object operations on S3 that the core needs (head, read, delete, list),
+ * with SDK errors turned into project errors and "missing" turned into null.
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { errorName, httpStatus, s3Error } from './s3.js';
+
+export interface ObjectHead {
+  size: number;
+  contentType: string | undefined;
+  etag: string | undefined;
+  lastModified: Date | undefined;
+  /** base64 SHA-256 when the server kept a checksum for the object. */
+  checksumSha256: string | undefined;
+  storageClass: string | undefined;
+  /** The x-amz-restore header (Glacier restores). */
+  restore: string | undefined;
+}
+
+export interface ListedObject {
+  key: string;
+  size: number;
+  lastModified: Date | undefined;
+}
+
+const isMissing = (err: unknown) => {
+  const n = errorName(err);
+  return n === 'NotFound' || n === 'NoSuchKey' || httpStatus(err) === 404;
+};
+
+export class ObjectStore {
+  constructor(
+    readonly client: S3Client,
+    private readonly endpoint: string | undefined,
+  ) {}
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw s3Error(err, this.endpoint, what);
+    }
+  }
+
+  /** HEAD; null when the object does not exist. */
+  async head(bucket: string, key: string): Promise<ObjectHead | null> {
+    return this.call(`HeadObject ${bucket}/${key}`, async () => {
+      try {
+        const h = await this.client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+        return {
+          size: Number(h.ContentLength ?? 0),
+          contentType: h.ContentType,
+          etag: h.ETag,
+          lastModified: h.LastModified,
+          checksumSha256: h.ChecksumSHA256,
+          storageClass: h.StorageClass,
+          restore: h.Restore,
+        };
+      } catch (err) {
+        if (isMissing(err)) return null;
+        throw err;
+      }
+    });
+  }
+
+  /** Reads a whole object (bounded by `maxBytes`); null when it does not exist. */
+  async read(bucket: string, key: string, maxBytes: number): Promise<Buffer | null> {
+    return this.call(`GetObject ${bucket}/${key}`, async () => {
+      try {
+        const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+        const chunks: Buffer[] = [];
+        let total = 0;
+        for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+          total += chunk.length;
+          if (total > maxBytes) {
+            (res.Body as { destroy?: () => void }).destroy?.();
+            throw new Error(`object ${key} is larger than ${maxBytes} bytes`);
+          }
+          chunks.push(Buffer.from(chunk));
+        }
+        return Buffer.concat(chunks, total);
+      } catch (err) {
+        if (isMissing(err)) return null;
+        throw err;
+      }
+    });
+  }
+
+  /** Deletes; a missing object counts as deleted. */
+  async delete(bucket: string, key: string): Promise<void> {
+    await this.call(`DeleteObject ${bucket}/${key}`, async () => {
+      try {
+        await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+      } catch (err) {
+        if (!isMissing(err)) throw err;
+      }
+    });
+  }
+
+  /** Lists every object under a prefix, page by page. */
+  async *list(bucket: string, prefix: string): AsyncGenerator<ListedObject> {
+    let token: string | undefined;
+    do {
+      const page = await this.call(`ListObjectsV2 ${bucket}/${prefix}`, () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token })),
+      );
+      for (const o of page.Contents ?? []) {
+        if (o.Key) yield { key: o.Key, size: Number(o.Size ?? 0), lastModified: o.LastModified };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+}
