@@ -5,6 +5,7 @@ import { registerDaemon } from './daemon.js';
 import { registerInitBuckets } from './init-buckets.js';
 import { registerInitMongo } from './init-mongo.js';
 import { registerReconcile } from './reconcile.js';
+import { registerReprocess } from './reprocess.js';
 import { registerSign } from './sign.js';
 import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
@@ -17,6 +18,7 @@ export const COMMANDS: Register[] = [
   registerSign,
   registerToken,
   registerReconcile,
+  registerReprocess,
   registerDaemon,
   registerStatus,
 ];

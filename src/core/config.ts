@@ -137,6 +137,9 @@ export const VARS = {
   OPTIMIZER_MAX_PIXELS: { schema: int(1, 1_000_000_000), allowed: 'a pixel count', default: String(50_000_000) },
   OPTIMIZER_TIMEOUT_SECONDS: { schema: int(1, 3600), allowed: 'seconds, 1..3600', default: '30' },
   OPTIMIZER_MAX_ATTEMPTS: { schema: int(1, 100), allowed: 'a whole number 1-100', default: '3' },
+  OPTIMIZER_QUALITY: { schema: int(1, 100), allowed: 'WebP quality 1-100', default: '80' },
+  OPTIMIZER_EFFORT: { schema: int(0, 6), allowed: 'libwebp effort 0-6 (higher: smaller, slower)', default: '2' },
+  OPTIMIZER_LEASE_SECONDS: { schema: int(5, 3600), allowed: 'seconds, 5..3600', default: '120' },
   THUMBNAIL_SIZE: { schema: int(16, 2048), allowed: 'pixels on the long side, 16-2048', default: '320' },
   EMBEDDING_PROVIDER: { schema: z.enum(EMBEDDING_PROVIDERS), allowed: EMBEDDING_PROVIDERS.join(' | '), default: 'local' },
   EMBEDDING_MODEL: { schema: z.string().trim().min(1), allowed: 'a model name', default: 'biostore-local-v1' },
@@ -198,6 +201,9 @@ export interface Config {
     timeoutSeconds: number;
     maxAttempts: number;
     thumbnailSize: number;
+    quality: number;
+    effort: number;
+    leaseSeconds: number;
   };
   schedule: { archive: string; purge: string; reconcile: string; rehydrate: string };
 }
@@ -335,6 +341,9 @@ export function loadConfig(opts: LoadConfigOptions): Config {
       timeoutSeconds: req('OPTIMIZER_TIMEOUT_SECONDS'),
       maxAttempts: req('OPTIMIZER_MAX_ATTEMPTS'),
       thumbnailSize: req('THUMBNAIL_SIZE'),
+      quality: req('OPTIMIZER_QUALITY'),
+      effort: req('OPTIMIZER_EFFORT'),
+      leaseSeconds: req('OPTIMIZER_LEASE_SECONDS'),
     },
     schedule: {
       archive: req('SCHEDULE_ARCHIVE'),

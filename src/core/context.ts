@@ -48,6 +48,8 @@ export class Context {
   private _presigner?: Presigner;
   /** Set by the daemon; jobs run from the CLI have none. */
   metrics: Metrics | undefined;
+  /** Set by the daemon: called after an upload is registered, to wake the optimizer workers. */
+  onRegistered: (() => void) | undefined;
 
   constructor(config: Config, opts: ContextOptions = {}) {
     this.config = config;

@@ -37,8 +37,20 @@ export interface FileRecord {
   last_accessed_at?: Date;
   gallery_key?: string;
   gallery_bytes?: number;
+  gallery_width?: number;
+  gallery_height?: number;
   thumb_key?: string;
   thumb_bytes?: number;
+  thumb_width?: number;
+  thumb_height?: number;
+  /** Settings fingerprint of the derivatives (media/images.ts optimizerVersion). */
+  optimizer_version?: string;
+  processed_at?: Date;
+  /** Worker lease while `processing` (or archiving, restoring): who, and until when. */
+  lease_owner?: string;
+  lease_until?: Date;
+  /** Optimizer attempts so far. */
+  attempts?: number;
   is_archived?: boolean;
   archive_s3_key?: string;
   archive_timestamp?: Date;

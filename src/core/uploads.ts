@@ -200,7 +200,7 @@ export async function registerUpload(ctx: Context, key: string): Promise<{ outco
   if (sniffed !== expected) return reject(`the bytes are ${sniffed} although signed as ${rec.content_type}`);
   const sha = createHash('sha256').update(body).digest('hex');
   if (rec.declared_sha256 && sha !== rec.declared_sha256) return reject('SHA-256 differs from the signed checksum');
-  let dims: { width: number; height: number };
+  let dims: { orientedWidth: number; orientedHeight: number };
   try {
     dims = await probeImage(body, { maxPixels: ctx.config.optimizer.maxPixels });
   } catch (err) {
@@ -215,8 +215,8 @@ export async function registerUpload(ctx: Context, key: string): Promise<{ outco
       status: 'uploaded',
       size_bytes: body.length,
       checksum_sha256: sha,
-      width: dims.width,
-      height: dims.height,
+      width: dims.orientedWidth,
+      height: dims.orientedHeight,
       upload_timestamp: now,
       last_accessed_at: now,
       updated_at: now,
@@ -235,6 +235,7 @@ export async function registerUpload(ctx: Context, key: string): Promise<{ outco
     content_type: rec.content_type,
   });
   ctx.metrics?.uploadsRegistered.inc();
+  ctx.onRegistered?.();
   return { outcome: 'registered', file: updated };
 }
 

@@ -5,7 +5,9 @@
 import type { Context } from '../core/context.js';
 import { Metrics } from '../core/metrics.js';
 import { reconcile } from '../jobs/reconcile.js';
+import { configureSharp } from '../media/images.js';
 import { buildApp } from './app.js';
+import { OptimizerPool } from './optimizer-pool.js';
 import { Scheduler } from './scheduler.js';
 
 export interface DaemonOptions {
@@ -20,6 +22,10 @@ export async function runDaemon(ctx: Context, opts: DaemonOptions): Promise<void
   ctx.metrics ??= new Metrics();
   // Fail fast on configuration the routes need (JWT secret, presigning keys).
   void ctx.presigner;
+  // Several images in flight, one libvips thread each; no cache: inputs never repeat.
+  configureSharp({ concurrency: 1, cache: false });
+  const pool = new OptimizerPool(ctx, { concurrency: ctx.config.optimizer.concurrency });
+  ctx.onRegistered = () => pool.kick();
   const app = buildApp(ctx);
   const scheduler = new Scheduler(ctx.logger);
   scheduler.add({
@@ -29,6 +35,7 @@ export async function runDaemon(ctx: Context, opts: DaemonOptions): Promise<void
   });
 
   const address = await app.listen({ host: opts.host, port: opts.port });
+  pool.start();
   ctx.logger.info({ address }, 'biostore daemon listening');
   opts.onListening?.(address);
 
@@ -41,6 +48,6 @@ export async function runDaemon(ctx: Context, opts: DaemonOptions): Promise<void
   const why = await stop;
   ctx.logger.info({ signal: why }, 'shutting down: no new requests, finishing in-flight ones');
   await app.close();
-  await scheduler.stop();
+  await Promise.all([scheduler.stop(), pool.stop()]);
   ctx.logger.info('biostore daemon stopped');
 }

@@ -5,10 +5,12 @@
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  PutObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { errorName, httpStatus, s3Error } from './s3.js';
 
 export interface ObjectHead {
@@ -90,6 +92,23 @@ export class ObjectStore {
         throw err;
       }
     });
+  }
+
+  /** Writes a whole object with a SHA-256 checksum the server verifies. */
+  async put(bucket: string, key: string, body: Buffer, contentType: string, cacheControl?: string): Promise<void> {
+    await this.call(`PutObject ${bucket}/${key}`, () =>
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: body,
+          ContentType: contentType,
+          CacheControl: cacheControl,
+          ContentLength: body.length,
+          ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+        }),
+      ),
+    );
   }
 
   /** Deletes; a missing object counts as deleted. */
