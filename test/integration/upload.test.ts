@@ -49,7 +49,7 @@ describe('sign, upload, register', () => {
     expect(await put(s.body, photo)).toBe(200);
     const r = await registerUpload(d.ctx, s.body.key);
     expect(r.outcome).toBe('registered');
-    expect(r.file).toMatchObject({ status: 'uploaded', size_bytes: photo.length, checksum_sha256: photoSha, width: 4032, height: 3024 });
+    expect(r.file).toMatchObject({ status: 'uploaded', size_bytes: photo.length, checksum_sha256: photoSha, width: 3024, height: 4032 }); // as displayed (EXIF Orientation=6)
 
     // a duplicate or late event changes nothing
     expect((await registerUpload(d.ctx, s.body.key)).outcome).toBe('already');
