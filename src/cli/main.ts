@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { loadConfig, type Config, type VarName } from '../core/config.js';
-import { Context, type ContextOptions } from '../core/context.js';
+import type { Context, ContextOptions } from '../core/context.js';
 import { describeError, EXIT, exitCodeOf } from '../core/errors.js';
 import { processIo, type Io } from './io.js';
 import { COMMANDS } from '../commands/index.js';
@@ -71,7 +71,11 @@ Examples:
       return loadConfig({ env: io.env, overrides, envFile: g.envFile, cwd: io.cwd });
     },
     async withContext(cmd, fn, opts) {
-      const ctx = new Context(this.config(cmd), opts);
+      const config = this.config(cmd);
+      // Loaded on demand: the SDKs are most of the start-up time, and `--help`
+      // or a configuration error should not pay for them.
+      const { Context } = await import('../core/context.js');
+      const ctx = new Context(config, opts);
       try {
         return await fn(ctx);
       } finally {

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import type { Runtime } from '../cli/main.js';
 import { UsageError } from '../core/errors.js';
-import { runDaemon } from '../daemon/server.js';
 
 export function registerDaemon(program: Command, rt: Runtime): void {
   program
@@ -27,6 +26,7 @@ Examples:
         if (!Number.isInteger(port) || port < 0 || port > 65535) {
           throw new UsageError(`--port ${opts.port} is not a TCP port (0-65535)`);
         }
+        const { runDaemon } = await import('../daemon/server.js');
         await runDaemon(ctx, { host: opts.host, port });
       });
     });

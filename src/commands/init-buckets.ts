@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { line, printJson } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
-import { initBuckets } from '../storage/s3.js';
 
 export function registerInitBuckets(program: Command, rt: Runtime): void {
   program
@@ -23,6 +22,7 @@ Examples:
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       await rt.withContext(cmd, async (ctx) => {
         const c = ctx.config.s3;
+        const { initBuckets } = await import('../storage/s3.js');
         const steps = await initBuckets(ctx.s3, c.endpoint, {
           hot: c.bucketHot,
           archive: c.bucketArchive,

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { line, printJson } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
-import { initMongo } from '../storage/mongo-schema.js';
 
 export function registerInitMongo(program: Command, rt: Runtime): void {
   program
@@ -22,6 +21,7 @@ Examples:
     )
     .action(async (opts: { json?: boolean }, cmd: Command) => {
       await rt.withContext(cmd, async (ctx) => {
+        const { initMongo } = await import('../storage/mongo-schema.js');
         const report = await initMongo(ctx.mongo, { vectorDim: ctx.config.vector.dim });
         if (opts.json) return printJson(rt.io, report);
         const created = report.steps.filter((s) => s.action === 'created' && !s.target.includes('.'));

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { line, printJson, table } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
 import { EXIT } from '../core/errors.js';
-import { reconcile } from '../jobs/reconcile.js';
 
 export function registerReconcile(program: Command, rt: Runtime): void {
   program
@@ -22,6 +21,7 @@ Examples:
     )
     .action(async (opts: { dryRun?: boolean; json?: boolean }, cmd: Command) => {
       await rt.withContext(cmd, async (ctx) => {
+        const { reconcile } = await import('../jobs/reconcile.js');
         const r = await reconcile(ctx, { dryRun: opts.dryRun, orphans: true });
         if (r.errors.length) rt.io.exitCode = EXIT.FAILURE;
         if (opts.json) return printJson(rt.io, r);

@@ -5,7 +5,6 @@ import type { Runtime } from '../cli/main.js';
 import { interruptSignal, progress } from '../cli/progress.js';
 import { EXIT, UsageError } from '../core/errors.js';
 import { FILE_STATES, type FileState } from '../core/files.js';
-import { reprocess, tuneSharp } from '../jobs/reprocess.js';
 
 interface Opts {
   user?: string;
@@ -77,6 +76,7 @@ Examples:
         dryRun: o.dryRun,
       };
       await rt.withContext(cmd, async (ctx) => {
+        const { reprocess, tuneSharp } = await import('../jobs/reprocess.js');
         tuneSharp();
         const bar = progress(rt.io, 'reprocess', !o.json);
         const stop = interruptSignal();

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { line, printJson } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
 import { UsageError } from '../core/errors.js';
-import { signUpload } from '../core/uploads.js';
 
 interface SignOpts {
   user: string;
@@ -47,6 +46,7 @@ Examples:
       const sizeBytes = wholeNumber('--size', opts.size);
       const expiresInSeconds = wholeNumber('--expires', opts.expires);
       await rt.withContext(cmd, async (ctx) => {
+        const { signUpload } = await import('../core/uploads.js');
         const r = await signUpload(ctx, {
           userId: opts.user,
           filename: opts.filename,

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { formatBytes, line, printJson, table } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
 import { EXIT } from '../core/errors.js';
-import { collectStatus, type DependencyStatus } from '../core/status.js';
+import type { DependencyStatus } from '../core/status.js';
 
 export function registerStatus(program: Command, rt: Runtime): void {
   program
@@ -23,6 +23,7 @@ Examples:
       await rt.withContext(
         cmd,
         async (ctx) => {
+          const { collectStatus } = await import('../core/status.js');
           const report = await collectStatus(ctx);
           if (!report.ok) rt.io.exitCode = EXIT.UNAVAILABLE;
           if (opts.json) return printJson(rt.io, report);
@@ -59,7 +60,7 @@ Examples:
           }
           for (const [k, d] of deps) if (d.error) rt.io.stderr.write(`biostore: ${d.ok ? `${names[k]}: ` : ''}${d.error}\n`);
         },
-        { connectTimeoutMs: 5000 },
+        { connectTimeoutMs: 4000 },
       );
     });
 }

@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { line, printJson } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
-import { mintToken, parseDuration } from '../core/auth.js';
 import { UsageError } from '../core/errors.js';
 
 export function registerToken(program: Command, rt: Runtime): void {
@@ -21,6 +20,7 @@ Examples:
   $ biostore token --user backend --scope service --ttl 7d --json`,
     )
     .action(async (opts: { user: string; ttl: string; scope?: string[]; json?: boolean }, cmd: Command) => {
+      const { mintToken, parseDuration } = await import('../core/auth.js');
       const ttl = parseDuration(opts.ttl);
       if (!ttl || ttl > 366 * 86400) throw new UsageError(`--ttl ${opts.ttl} is not a duration like 90s, 15m, 1h or 7d (at most 366d)`);
       const cfg = rt.config(cmd);

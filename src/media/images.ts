@@ -254,6 +254,8 @@ export async function optimizeImage(
   const portrait = source.orientedHeight > source.orientedWidth;
   let pixels: { data: Buffer; info: OutputInfo };
   try {
+    // failOn 'error' (not sharp's default 'warning'): truncation and decoder errors
+    // fail, while the harmless warnings common in ordinary phone and editor files do not.
     pixels = await sharp(input, { failOn: 'error', limitInputPixels: settings.maxPixels, autoOrient: true })
       .timeout({ seconds: settings.timeoutSeconds })
       .resize({
