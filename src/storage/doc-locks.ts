@@ -28,8 +28,25 @@ export class DocLocks {
     this.coll = conn.db.collection<LockDoc>(LOCKS_COLLECTION);
   }
 
+  /** Writers in this process queue here first, so they don't contend for the lock document. */
+  private readonly local = new Map<string, Promise<unknown>>();
+
   /** Runs `fn` holding the lock on `key`; waits (with jitter) up to `waitMs` for it. */
   async withLock<T>(key: string, fn: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number } = {}): Promise<T> {
+    const prev = this.local.get(key) ?? Promise.resolve();
+    const run = prev.then(
+      () => this.withDocLock(key, fn, opts),
+      () => this.withDocLock(key, fn, opts),
+    );
+    const tail = run.catch(() => undefined);
+    this.local.set(key, tail);
+    void tail.then(() => {
+      if (this.local.get(key) === tail) this.local.delete(key);
+    });
+    return run;
+  }
+
+  private async withDocLock<T>(key: string, fn: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number }): Promise<T> {
     const ttl = opts.ttlMs ?? 15_000;
     const deadline = Date.now() + (opts.waitMs ?? 10_000);
     const owner = randomUUID();
@@ -54,8 +71,10 @@ export class DocLocks {
       } catch (err) {
         if (!(err instanceof MongoServerError) || err.code !== 11000) throw err;
       }
-      // Held: break it only if its holder let it expire (crashed).
-      await this.coll.deleteOne({ _id: key, expires_at: { $lt: now } });
+      // Held: break it only if its holder let it expire (crashed). Checked with a
+      // read first: a delete is a write, and FerretDB serialises writes.
+      const held = await this.coll.findOne({ _id: key }, { projection: { expires_at: 1 } });
+      if (held && held.expires_at < now) await this.coll.deleteOne({ _id: key, expires_at: held.expires_at });
       return false;
     });
   }

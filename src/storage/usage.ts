@@ -34,18 +34,22 @@ export class UsageStore {
   async reserve(user: string, bytes: number, limits: QuotaLimits): Promise<boolean> {
     return guard(this.conn.uri, async () => {
       await this.conn.connect();
-      await this.coll.updateOne(
-        { _id: user },
-        { $setOnInsert: { bytes: 0, files: 0, reserved_bytes: 0, reserved_files: 0 } },
-        { upsert: true },
-      );
       const filter: Record<string, unknown> = { _id: user };
       if (limits.bytes > 0) filter.bytes = { $lte: limits.bytes - bytes };
       if (limits.files > 0) filter.files = { $lte: limits.files - 1 };
-      const res = await this.conn.atomically(`usage:${user}`, () =>
-        this.coll.updateOne(filter, { $inc: { bytes: bytes, files: 1, reserved_bytes: bytes, reserved_files: 1 } }),
-      );
-      return res.modifiedCount === 1;
+      const inc = { $inc: { bytes: bytes, files: 1, reserved_bytes: bytes, reserved_files: 1 } };
+      const tryInc = () => this.conn.atomically(`usage:${user}`, () => this.coll.updateOne(filter, inc));
+      // The common case is one conditional write; a user's first sign creates the document.
+      if ((await tryInc()).modifiedCount === 1) return true;
+      if ((await this.coll.countDocuments({ _id: user }, { limit: 1 })) > 0) return false;
+      if (bytes > limits.bytes && limits.bytes > 0) return false;
+      try {
+        await this.coll.insertOne({ _id: user, bytes: 0, files: 0, reserved_bytes: 0, reserved_files: 0 });
+      } catch (err) {
+        // Two first signs at once: the other one created it.
+        if ((err as { code?: number }).code !== 11000) throw err;
+      }
+      return (await tryInc()).modifiedCount === 1;
     });
   }
 
