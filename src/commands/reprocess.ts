@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { line, printJson, table } from '../cli/io.js';
 import type { Runtime } from '../cli/main.js';
+import { parseCount, parseDate } from '../cli/flags.js';
 import { interruptSignal, progress } from '../cli/progress.js';
 import { EXIT, UsageError } from '../core/errors.js';
 import { FILE_STATES, type FileState } from '../core/files.js';
@@ -18,19 +19,6 @@ interface Opts {
   fromGallery?: boolean;
   dryRun?: boolean;
   json?: boolean;
-}
-
-function date(flag: string, v: string | undefined): Date | undefined {
-  if (v === undefined) return undefined;
-  const d = new Date(v);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`${flag} ${v} is not a date; use ISO 8601 such as 2026-11-01 or 2026-11-01T12:00:00Z`);
-  return d;
-}
-
-function count(flag: string, v: string | undefined, min = 1): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`${flag} ${v} must be a whole number >= ${min}`);
-  return Number(v);
 }
 
 export function registerReprocess(program: Command, rt: Runtime): void {
@@ -65,13 +53,13 @@ Examples:
       }
       const opts = {
         user: o.user,
-        since: date('--since', o.since),
-        until: date('--until', o.until),
+        since: parseDate('--since', o.since),
+        until: parseDate('--until', o.until),
         status: o.status as FileState | undefined,
         stale: o.stale,
         fileId: o.fileId,
-        limit: count('--limit', o.limit),
-        concurrency: count('--concurrency', o.concurrency),
+        limit: parseCount('--limit', o.limit),
+        concurrency: parseCount('--concurrency', o.concurrency),
         fromGallery: o.fromGallery,
         dryRun: o.dryRun,
       };

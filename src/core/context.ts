@@ -13,6 +13,7 @@ import { MongoConnection } from '../storage/mongo.js';
 import { ObjectStore } from '../storage/objects.js';
 import { Presigner } from '../storage/presign.js';
 import { RedisConnection } from '../storage/redis.js';
+import { RunLocks } from '../storage/run-lock.js';
 import { createS3Client } from '../storage/s3.js';
 import { UsageStore } from '../storage/usage.js';
 
@@ -45,6 +46,7 @@ export class Context {
   private _redis?: RedisConnection | null;
   private _objects?: ObjectStore;
   private _usage?: UsageStore;
+  private _runLocks?: RunLocks;
   private _presigner?: Presigner;
   /** Set by the daemon; jobs run from the CLI have none. */
   metrics: Metrics | undefined;
@@ -84,6 +86,11 @@ export class Context {
   get objects(): ObjectStore {
     this._objects ??= new ObjectStore(this.s3, this.config.s3.endpoint);
     return this._objects;
+  }
+
+  get runLocks(): RunLocks {
+    this._runLocks ??= new RunLocks(this.mongo);
+    return this._runLocks;
   }
 
   get usage(): UsageStore {

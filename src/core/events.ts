@@ -9,7 +9,17 @@ import type { Context } from './context.js';
 
 export const EVENT_STREAM = 'biostore:events';
 
-export type EventType = 'file.uploaded' | 'file.rejected' | 'file.expired' | 'file.deleted' | 'file.ready' | 'file.failed';
+export type EventType =
+  | 'file.uploaded'
+  | 'file.rejected'
+  | 'file.expired'
+  | 'file.deleted'
+  | 'file.ready'
+  | 'file.failed'
+  | 'file.archived'
+  | 'file.restoring'
+  | 'file.restored'
+  | 'file.purged';
 
 export interface DomainEvent {
   type: EventType;

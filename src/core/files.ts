@@ -12,6 +12,7 @@ export const FILE_STATES = [
   'archiving', // archive-run has recorded its intent
   'archived', // in the archive bucket, hot copy gone
   'restoring', // Glacier restore requested
+  'purging', // purge-run has recorded its intent
   'expired', // URL expired with no upload
   'rejected', // bytes were not what was signed / not an image
   'failed', // optimizer gave up
@@ -51,6 +52,12 @@ export interface FileRecord {
   lease_until?: Date;
   /** Optimizer attempts so far. */
   attempts?: number;
+  /** SHA-256 (hex) of the gallery WebP, to verify copies. */
+  gallery_sha256?: string;
+  /** Objects a finished transition left to delete (the old copy after a move). */
+  cleanup_keys?: Array<{ bucket: string; key: string }>;
+  archive_storage_class?: string;
+  restore_requested_at?: Date;
   is_archived?: boolean;
   archive_s3_key?: string;
   archive_timestamp?: Date;
@@ -66,6 +73,15 @@ export interface FileRecord {
   upload_mode: 'put' | 'post';
   updated_at: Date;
   deleted_at?: Date;
+  /** The image embedding, stored as a BSON float32 vector; read and write it through src/storage/vector-store.ts. */
+  embedding_vector?: unknown;
+  /** Model and dimension of `embedding_vector`: search only compares vectors of the configured ones. */
+  embedding_model?: string;
+  embedding_dim?: number;
+  embedded_at?: Date;
+  /** Embedding lease (reindex-embeddings, daemon): who is embedding the file, and until when. */
+  embedding_lease_owner?: string;
+  embedding_lease_until?: Date;
 }
 
 /** The record fields an API client may see. */

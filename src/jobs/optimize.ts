@@ -5,6 +5,7 @@
  * with owner and deadline), so replicas never process one file at once and a
  * crashed worker's file is taken up again when its lease expires.
  */
+import { createHash } from 'node:crypto';
 import type { Config } from '../core/config.js';
 import type { Context } from '../core/context.js';
 import { publish } from '../core/events.js';
@@ -92,6 +93,7 @@ export async function processClaimed(
         thumb_width: out.thumb.width,
         thumb_height: out.thumb.height,
         optimizer_version: optimizerVersion(settings),
+        gallery_sha256: createHash('sha256').update(out.gallery.data).digest('hex'),
         processed_at: now,
         updated_at: now,
       },

@@ -3,9 +3,13 @@
  * with SDK errors turned into project errors and "missing" turned into null.
  */
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   PutObjectCommand,
+  RestoreObjectCommand,
+  type StorageClass,
+  type Tier,
   HeadObjectCommand,
   ListObjectsV2Command,
   type S3Client,
@@ -109,6 +113,42 @@ export class ObjectStore {
         }),
       ),
     );
+  }
+
+  /**
+   * Server-side copy (the bytes never pass through biostore), into a storage
+   * class. Asks the server for a SHA-256 checksum of the copy where it keeps one.
+   */
+  async copy(src: { bucket: string; key: string }, dst: { bucket: string; key: string }, storageClass?: string): Promise<void> {
+    await this.call(`CopyObject ${src.bucket}/${src.key} -> ${dst.bucket}/${dst.key}`, () =>
+      this.client.send(
+        new CopyObjectCommand({
+          Bucket: dst.bucket,
+          Key: dst.key,
+          CopySource: `${src.bucket}/${src.key.split('/').map(encodeURIComponent).join('/')}`,
+          StorageClass: storageClass as StorageClass | undefined,
+          MetadataDirective: 'COPY',
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Asks for a temporary restore of an archived (GLACIER, DEEP_ARCHIVE) object.
+   * 'started' when accepted, 'in-progress' when one was already running.
+   */
+  async restore(bucket: string, key: string, days: number, tier: string): Promise<'started' | 'in-progress'> {
+    return this.call(`RestoreObject ${bucket}/${key}`, async () => {
+      try {
+        await this.client.send(
+          new RestoreObjectCommand({ Bucket: bucket, Key: key, RestoreRequest: { Days: days, GlacierJobParameters: { Tier: tier as Tier } } }),
+        );
+        return 'started';
+      } catch (err) {
+        if (errorName(err) === 'RestoreAlreadyInProgress' || httpStatus(err) === 409) return 'in-progress';
+        throw err;
+      }
+    });
   }
 
   /** Deletes; a missing object counts as deleted. */
