@@ -18,6 +18,7 @@ import {
 import { publicFile } from '../core/files.js';
 import { collectStatus } from '../core/status.js';
 import { deleteFile, downloadUrl, getOwnedFile, registerUpload, signUpload } from '../core/uploads.js';
+import { registerSearchRoutes } from './search-routes.js';
 
 export interface AppOptions {
   /** Body limit for API JSON (bytes). */
@@ -192,6 +193,8 @@ export function buildApp(ctx: Context, opts: AppOptions = {}): FastifyInstance {
     await deleteFile(ctx, rec);
     return reply.status(204).send();
   });
+
+  registerSearchRoutes(app, ctx, authenticate);
 
   // ---- S3 event notifications (AWS Records format) ----
   app.post<{ Body: { Records?: S3EventRecord[] } | unknown; Querystring: { token?: string } }>(

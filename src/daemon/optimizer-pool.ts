@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Context } from '../core/context.js';
+import { embedAfterOptimize } from '../jobs/embed.js';
 import { claimNext, processClaimed } from '../jobs/optimize.js';
 
 export interface PoolOptions {
@@ -58,6 +59,7 @@ export class OptimizerPool {
           continue;
         }
         const r = await processClaimed(this.ctx, rec, owner);
+        if (r.outcome === 'ready' && r.file) await embedAfterOptimize(this.ctx, r.file, owner);
         this.processed++;
         this.ctx.logger.info({ file_id: rec._id, outcome: r.outcome, reason: r.reason }, 'optimizer');
       } catch (err) {

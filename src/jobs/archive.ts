@@ -150,7 +150,7 @@ async function archiveOne(ctx: Context, rec: FileRecord, owner: string, storageC
   const cfg = ctx.config;
   const hot = cfg.s3.bucketHot;
   const archive = cfg.s3.bucketArchive;
-  let claimed = rec;
+  let claimed: FileRecord;
   if (rec.status !== 'archiving') {
     // 1. intent: where the copy goes, who is doing it, until when.
     const key = `archive/${day(now)}/${rec.user_id}/${rec._id}.webp`;
