@@ -12,7 +12,7 @@ import { FileRegistry } from '../storage/file-registry.js';
 import { MongoConnection } from '../storage/mongo.js';
 import { ObjectStore } from '../storage/objects.js';
 import { Presigner } from '../storage/presign.js';
-import { RedisConnection } from '../storage/redis.js';
+import { RedisConnection, RedisLocks } from '../storage/redis.js';
 import { RunLocks } from '../storage/run-lock.js';
 import { createS3Client } from '../storage/s3.js';
 import { UsageStore } from '../storage/usage.js';
@@ -61,7 +61,11 @@ export class Context {
   }
 
   get mongo(): MongoConnection {
-    this._mongo ??= new MongoConnection({ uri: this.config.mongo.uri, dbName: this.config.mongo.dbName, timeoutMs: this.timeoutMs });
+    if (!this._mongo) {
+      this._mongo = new MongoConnection({ uri: this.config.mongo.uri, dbName: this.config.mongo.dbName, timeoutMs: this.timeoutMs });
+      // Where per-document locks are needed (FerretDB), Redis holds them when configured.
+      if (this.config.redisUrl) this._mongo.useLocker(() => new RedisLocks(this.redis!, `biostore:lock:${this.config.mongo.dbName}:`));
+    }
     return this._mongo;
   }
 

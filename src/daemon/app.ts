@@ -18,6 +18,7 @@ import {
 import { publicFile } from '../core/files.js';
 import { collectStatus } from '../core/status.js';
 import { deleteFile, downloadUrl, getOwnedFile, registerUpload, signUpload } from '../core/uploads.js';
+import { registerArchiveRoutes } from './archive-routes.js';
 import { registerSearchRoutes } from './search-routes.js';
 
 export interface AppOptions {
@@ -195,6 +196,7 @@ export function buildApp(ctx: Context, opts: AppOptions = {}): FastifyInstance {
   });
 
   registerSearchRoutes(app, ctx, authenticate);
+  registerArchiveRoutes(app, ctx, authenticate);
 
   // ---- S3 event notifications (AWS Records format) ----
   app.post<{ Body: { Records?: S3EventRecord[] } | unknown; Querystring: { token?: string } }>(

@@ -4,7 +4,11 @@
  */
 import type { Context } from '../core/context.js';
 import { Metrics } from '../core/metrics.js';
+import { ConflictError } from '../core/errors.js';
+import { archiveRun } from '../jobs/archive.js';
+import { purgeRun } from '../jobs/purge.js';
 import { reconcile } from '../jobs/reconcile.js';
+import { rehydratePending } from '../jobs/rehydrate.js';
 import { configureSharp } from '../media/images.js';
 import { buildApp } from './app.js';
 import { OptimizerPool } from './optimizer-pool.js';
@@ -33,6 +37,11 @@ export async function runDaemon(ctx: Context, opts: DaemonOptions): Promise<void
     cron: ctx.config.schedule.reconcile,
     run: (signal) => reconcile(ctx, { signal }),
   });
+  // The lifecycle jobs take their run locks, so a CronJob and this scheduler never overlap.
+  const skipIfLocked = (p: Promise<unknown>) => p.catch((err: unknown) => (err instanceof ConflictError ? { skipped: err.message } : Promise.reject(err)));
+  scheduler.add({ name: 'archive', cron: ctx.config.schedule.archive, run: (signal) => skipIfLocked(archiveRun(ctx, { signal })) });
+  scheduler.add({ name: 'purge', cron: ctx.config.schedule.purge, run: (signal) => skipIfLocked(purgeRun(ctx, { signal })) });
+  scheduler.add({ name: 'rehydrate', cron: ctx.config.schedule.rehydrate, run: (signal) => skipIfLocked(rehydratePending(ctx, { signal })) });
 
   const address = await app.listen({ host: opts.host, port: opts.port });
   pool.start();

@@ -21,7 +21,28 @@ interface LockDoc {
   expires_at: Date;
 }
 
-export class DocLocks {
+/** Mutual exclusion per key, across processes. */
+export interface Locker {
+  withLock<T>(key: string, fn: () => Promise<T>): Promise<T>;
+}
+
+/** Queues same-key callers of this process, so only one at a time asks the shared lock. */
+export class LocalQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const result = prev.then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
+export class DocLocks implements Locker {
   private readonly coll: Collection<LockDoc>;
 
   constructor(private readonly conn: MongoConnection) {
@@ -29,21 +50,11 @@ export class DocLocks {
   }
 
   /** Writers in this process queue here first, so they don't contend for the lock document. */
-  private readonly local = new Map<string, Promise<unknown>>();
+  private readonly local = new LocalQueue();
 
   /** Runs `fn` holding the lock on `key`; waits (with jitter) up to `waitMs` for it. */
   async withLock<T>(key: string, fn: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number } = {}): Promise<T> {
-    const prev = this.local.get(key) ?? Promise.resolve();
-    const run = prev.then(
-      () => this.withDocLock(key, fn, opts),
-      () => this.withDocLock(key, fn, opts),
-    );
-    const tail = run.catch(() => undefined);
-    this.local.set(key, tail);
-    void tail.then(() => {
-      if (this.local.get(key) === tail) this.local.delete(key);
-    });
-    return run;
+    return this.local.run(key, () => this.withDocLock(key, fn, opts));
   }
 
   private async withDocLock<T>(key: string, fn: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number }): Promise<T> {

@@ -76,6 +76,17 @@ export class FileRegistry {
     };
   }
 
+  /** The earliest retention end of a user's files (or anyone's), for the archive summary. */
+  async nextPurge(user?: string): Promise<Date | null> {
+    const f = await this.run(() =>
+      this.files.findOne(
+        { ttl_expire_at: { $exists: true }, ...(user ? { user_id: user } : {}) },
+        { sort: { ttl_expire_at: 1 }, projection: { ttl_expire_at: 1 } },
+      ),
+    );
+    return f?.ttl_expire_at ?? null;
+  }
+
   async count(filter: Filter<FileRecord>): Promise<number> {
     return this.run(() => this.files.countDocuments(filter));
   }

@@ -6,7 +6,7 @@
 import { MongoClient, MongoServerError, type Db } from 'mongodb';
 import { redactUri } from '../core/config.js';
 import { BiostoreError, UnavailableError } from '../core/errors.js';
-import { DocLocks } from './doc-locks.js';
+import { DocLocks, type Locker } from './doc-locks.js';
 
 export interface MongoServerInfo {
   /** `ferretdb`, `atlas` (a *.mongodb.net host) or `mongodb`. */
@@ -30,7 +30,7 @@ export class MongoConnection {
   readonly uri: string;
   private connected: Promise<void> | null = null;
   private info: Promise<MongoServerInfo> | null = null;
-  private locks: DocLocks | undefined;
+  private locks: Locker | undefined;
 
   constructor(opts: MongoOptions) {
     const timeout = opts.timeoutMs ?? 5000;
@@ -101,9 +101,16 @@ export class MongoConnection {
    */
   async atomically<T>(key: string, fn: () => Promise<T>): Promise<T> {
     if (!(await this.needsDocLocks())) return fn();
-    this.locks ??= new DocLocks(this);
+    this.locks ??= this.lockerFactory?.() ?? new DocLocks(this);
     return this.locks.withLock(key, fn);
   }
+
+  /** Where locks live when they are needed (Redis, when configured, is much cheaper than lock documents). */
+  useLocker(factory: () => Locker): void {
+    this.lockerFactory = factory;
+  }
+
+  private lockerFactory: (() => Locker) | undefined;
 
   async close(): Promise<void> {
     await this.client.close().catch(() => undefined);

@@ -53,17 +53,24 @@ export class VectorStore {
   }
 
   /**
-   * Streams `{id, vector}` of the records matching `filter`, reading only `_id`
-   * and `embedding_vector` in batches: memory stays flat however many files a
-   * user has. Records whose field is not a float32 vector are skipped.
+   * Streams `{id, vector, doc}` of the records matching `filter`, reading only
+   * `_id`, `embedding_vector` and the `fields` asked for, in batches: memory
+   * stays flat however many files a user has. Records whose field is not a
+   * float32 vector are skipped.
    */
-  async *scan(filter: Record<string, unknown>, batchSize = 1000): AsyncGenerator<{ id: string; vector: Float32Array }> {
+  async *scan<K extends keyof FileRecord>(
+    filter: Record<string, unknown>,
+    fields: readonly K[] = [],
+    batchSize = 1000,
+  ): AsyncGenerator<{ id: string; vector: Float32Array; doc: Pick<FileRecord, K | '_id'> }> {
     await guard(this.conn.uri, () => this.conn.connect());
-    const cursor = this.files.find(filter as Filter<FileRecord>, { projection: { _id: 1, embedding_vector: 1 }, batchSize });
+    const projection: Record<string, 1> = { _id: 1, embedding_vector: 1 };
+    for (const f of fields) projection[f] = 1;
+    const cursor = this.files.find(filter as Filter<FileRecord>, { projection, batchSize });
     try {
       for await (const doc of cursor) {
         const vector = fromStoredVector(doc.embedding_vector);
-        if (vector) yield { id: doc._id, vector };
+        if (vector) yield { id: doc._id, vector, doc };
       }
     } catch (err) {
       await guard(this.conn.uri, () => Promise.reject(err));

@@ -81,6 +81,29 @@ describe('archive-run and purge-run against versitygw', () => {
     expect(await ctx.objects.head(env.BUCKET_ARCHIVE!, archived.archive_s3_key!)).toBeNull();
   });
 
+  it('serves the archive summary and rehydrate over HTTP, for the owner only', async () => {
+    const { buildApp } = await import('../../src/daemon/app.js');
+    const { mintToken } = await import('../../src/core/auth.js');
+    const seeded = await seedReady(ctx, 'hana', 3, t0);
+    await archiveRun(later(ctx, 45), { user: 'hana' });
+    const app = buildApp(later(ctx, 46), { logger: false });
+    const tok = async (u: string) => `Bearer ${(await mintToken(ctx.config.auth, { userId: u, scopes: [], ttlSeconds: 60, now: new Date() })).token}`;
+    try {
+      const st = await app.inject({ method: 'GET', url: '/api/v1/archive/status', headers: { authorization: await tok('hana') } });
+      expect(st.json()).toEqual({ total_archived: 3, pending_archive: 0, restoring: 0, next_purge_at: at(90).toISOString() });
+      const id = seeded[0]!.rec._id;
+      const other = await app.inject({ method: 'POST', url: '/api/v1/archive/rehydrate', headers: { authorization: await tok('mallory') }, payload: { file_id: id } });
+      expect(other.statusCode).toBe(404);
+      const mine = await app.inject({ method: 'POST', url: '/api/v1/archive/rehydrate', headers: { authorization: await tok('hana') }, payload: { file_id: id } });
+      expect(mine.statusCode).toBe(200);
+      expect(mine.json()).toMatchObject({ file_id: id, status: 'ready' });
+      const both = await app.inject({ method: 'POST', url: '/api/v1/archive/rehydrate', headers: { authorization: await tok('hana') }, payload: {} });
+      expect(both.statusCode).toBe(400);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('purge-run without a terminal and without --yes changes nothing and exits 2', async () => {
     const before = await allObjects(ctx);
     const r = await cli(['purge-run', '--now', at(200).toISOString()], env);
@@ -110,7 +133,7 @@ describe('archive-run and purge-run against versitygw', () => {
 
     const r = await purgeRun(farFuture, { orphans: true });
     expect(r.failed).toBe(0);
-    expect(r.purged_files).toBe(6); // alice's six archived files; the fresher ones and rita's rehydrated file stay
+    expect(r.purged_files).toBe(8); // alice's six and hana's two archived files; fresher and rehydrated files stay
     expect(await ctx.registry.count({ status: 'archived' })).toBe(0);
     expect(await ctx.objects.head(env.BUCKET_HOT!, raw)).toBeNull();
     expect(await ctx.objects.head(env.BUCKET_HOT!, orphan)).toBeNull();
@@ -119,7 +142,7 @@ describe('archive-run and purge-run against versitygw', () => {
     expect((await ctx.usage.get('alice'))!.files).toBe(usageBefore - 6); // quota released per purged file
     expect(await ctx.registry.count({ user_id: 'alice' })).toBe(2);
     const log = await new ArchiveLog(ctx.mongo).recent('purge');
-    expect(log[0]).toMatchObject({ operation: 'purge', files_count: 6 });
+    expect(log[0]).toMatchObject({ operation: 'purge', files_count: 8 });
   });
 });
 
