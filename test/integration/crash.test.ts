@@ -75,7 +75,7 @@ describe('kill -9 at random moments, then resume: nothing lost', () => {
     expect(JSON.parse(final.stdout).failed).toBe(0);
 
     const objects = await allObjects(ctx);
-    for (const { rec, sha256 } of files) {
+    for (const { rec } of files) {
       const f = (await ctx.registry.get(rec._id))!;
       expect(f).toMatchObject({ status: 'archived', is_archived: true });
       expect(f.cleanup_keys).toBeUndefined();
