@@ -6,7 +6,7 @@
 // Prints objects/s for both, the ratio, and peak RSS; with --rss also the peak
 // RSS of archive-run over N and 10N candidates.
 //
-//   npm run build && node bench/archive.mjs [N=10000] [--rss]
+//   npm run build && node bench/archive.mjs [N=10000] [--rss | --rss-only]
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -89,8 +89,10 @@ await initMongo(ctx.mongo, { vectorDim: 256 });
 const c = ctx.config.s3;
 await initBuckets(ctx.s3, c.endpoint, { hot: c.bucketHot, archive: c.bucketArchive, corsOrigins: ['*'], region: c.region });
 
+const rssOnly = process.argv.includes('--rss-only');
 // --- biostore archive-run ---
 let t = performance.now();
+if (!rssOnly) {
 const docs = await seed('bench', N, c.bucketHot);
 for (let i = 0; i < docs.length; i += 1000) await ctx.mongo.db.collection('files_metadata').insertMany(docs.slice(i, i + 1000));
 console.log(`seeded ${N} files in ${((performance.now() - t) / 1000).toFixed(1)} s`);
@@ -100,8 +102,8 @@ if (bio.code !== 0) console.log(bio.err);
 const bioRate = (report.archived ?? 0) / (bio.ms / 1000);
 
 // --- rclone move, same number of objects, same S3 server ---
-const src = `bench-${id}-rcs`;
-const dst = `bench-${id}-rcd`;
+var src = `bench-${id}-rcs`;
+var dst = `bench-${id}-rcd`;
 await initBuckets(ctx.s3, c.endpoint, { hot: src, archive: dst, corsOrigins: ['*'], region: c.region });
 await seed('bench', N, src);
 const conf = join(mkdtempSync(join(tmpdir(), 'rclone-')), 'rclone.conf');
@@ -123,9 +125,10 @@ if (rc) console.log(`| rclone move (no registry) | ${N} | ${(rc.ms / 1000).toFix
 else console.log('| rclone | not installed (apt-get install rclone) | | | |');
 if (rc) console.log(`ratio biostore/rclone: ${(bioRate / rcRate).toFixed(2)}`);
 console.log(`load average at end ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+}
 
 // --- memory over candidate count (dry run streams the same cursor) ---
-if (process.argv.includes('--rss')) {
+if (process.argv.includes('--rss') || rssOnly) {
   const rows = [];
   for (const n of [N, N * 10]) {
     const have = await ctx.mongo.db.collection('files_metadata').countDocuments({ status: 'ready' });
@@ -146,5 +149,5 @@ if (process.argv.includes('--rss')) {
 // clean up
 await ctx.mongo.db.dropDatabase();
 const { deleteBucketDeep } = await import('./lib/s3-cleanup.mjs');
-for (const b of [c.bucketHot, c.bucketArchive, src, dst]) await deleteBucketDeep(ctx, b);
+for (const b of [c.bucketHot, c.bucketArchive, ...(rssOnly ? [] : [src, dst])]) await deleteBucketDeep(ctx, b);
 await ctx.close();

@@ -72,7 +72,7 @@ export async function archiveRun(ctx: Context, o: ArchiveOptions = {}): Promise<
   const filter = candidateFilter(cutoff, o.user);
 
   if (o.dryRun) {
-    for await (const f of ctx.registry.find(filter as never, { limit: o.limit, sort: { last_accessed_at: 1 } })) {
+    for await (const f of ctx.registry.find(filter as never, { limit: o.limit, sort: { last_accessed_at: 1 }, projection: { gallery_bytes: 1 } })) {
       report.candidates++;
       report.bytes += f.gallery_bytes ?? 0;
     }

@@ -59,8 +59,11 @@ export class FileRegistry {
   }
 
   /** Streams records matching a filter, oldest first, with a narrow batch size. */
-  find(filter: Filter<FileRecord>, opts: { limit?: number; sort?: Record<string, 1 | -1> } = {}): AsyncIterable<FileRecord> {
-    const cursor = this.files.find(filter, { sort: opts.sort ?? { created_at: 1 }, batchSize: 500 });
+  find(
+    filter: Filter<FileRecord>,
+    opts: { limit?: number; sort?: Record<string, 1 | -1>; projection?: Record<string, 0 | 1> } = {},
+  ): AsyncIterable<FileRecord> {
+    const cursor = this.files.find(filter, { sort: opts.sort ?? { created_at: 1 }, batchSize: 500, projection: opts.projection });
     if (opts.limit) cursor.limit(opts.limit);
     const uri = this.conn.uri;
     const conn = this.conn;
