@@ -49,12 +49,26 @@ export class FileRegistry {
     const update: UpdateFilter<FileRecord> = { $set: { ...set, updated_at: set.updated_at ?? new Date() } };
     if (extra.unset?.length) update.$unset = Object.fromEntries(extra.unset.map((k) => [k, ''])) as never;
     const filter = { _id: id, status: Array.isArray(from) ? { $in: from } : from, ...(extra.where ?? {}) } as Filter<FileRecord>;
-    return this.run(() => this.conn.atomically(`file:${id}`, () => this.files.findOneAndUpdate(filter, update, { returnDocument: 'after' })));
+    return this.run(async () => {
+      if (!(await this.conn.needsDocLocks())) return this.files.findOneAndUpdate(filter, update, { returnDocument: 'after' });
+      // Under the document's lock, check then write by _id: the same outcome, and
+      // FerretDB 1.x (SQLite) updates by _id alone ~5x faster than with more conditions.
+      return this.conn.atomically(`file:${id}`, async () => {
+        if (!(await this.files.findOne(filter, { projection: { _id: 1 } }))) return null;
+        return this.files.findOneAndUpdate({ _id: id }, update, { returnDocument: 'after' });
+      });
+    });
   }
 
   /** Deletes the record if it is still in one of the given states; true when this call deleted it. */
   async remove(id: string, from: FileState[]): Promise<boolean> {
-    const res = await this.run(() => this.conn.atomically(`file:${id}`, () => this.files.deleteOne({ _id: id, status: { $in: from } })));
+    const res = await this.run(() =>
+      this.conn.atomically(`file:${id}`, async () => {
+        if (!(await this.conn.needsDocLocks())) return this.files.deleteOne({ _id: id, status: { $in: from } });
+        if (!(await this.files.findOne({ _id: id, status: { $in: from } }, { projection: { _id: 1 } }))) return { deletedCount: 0 };
+        return this.files.deleteOne({ _id: id });
+      }),
+    );
     return res.deletedCount === 1;
   }
 

@@ -38,7 +38,13 @@ export class UsageStore {
       if (limits.bytes > 0) filter.bytes = { $lte: limits.bytes - bytes };
       if (limits.files > 0) filter.files = { $lte: limits.files - 1 };
       const inc = { $inc: { bytes: bytes, files: 1, reserved_bytes: bytes, reserved_files: 1 } };
-      const tryInc = () => this.conn.atomically(`usage:${user}`, () => this.coll.updateOne(filter, inc));
+      const tryInc = () =>
+        this.conn.atomically(`usage:${user}`, async () => {
+          if (!(await this.conn.needsDocLocks())) return this.coll.updateOne(filter, inc);
+          // Locked: check, then write by _id (faster on FerretDB than a conditional update).
+          if (!(await this.coll.findOne(filter as never, { projection: { _id: 1 } }))) return { modifiedCount: 0 };
+          return this.coll.updateOne({ _id: user }, inc);
+        });
       // The common case is one conditional write; a user's first sign creates the document.
       if ((await tryInc()).modifiedCount === 1) return true;
       if ((await this.coll.countDocuments({ _id: user }, { limit: 1 })) > 0) return false;
