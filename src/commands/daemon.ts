@@ -13,7 +13,8 @@ export function registerDaemon(program: Command, rt: Runtime): void {
       'after',
       `
 Routes: POST /api/v1/upload/sign, GET /api/v1/files/:id, GET /api/v1/files/:id/download-url,
-DELETE /api/v1/files/:id, POST /api/v1/webhooks/s3, GET /healthz, /readyz, /metrics.
+DELETE /api/v1/files/:id, POST /api/v1/files/search/vector, POST /api/v1/archive/rehydrate,
+GET /api/v1/archive/status, POST /api/v1/webhooks/s3, GET /healthz, /readyz, /metrics.
 Requests carry "Authorization: Bearer <JWT>" (see \`biostore token\`). Stops cleanly on SIGTERM.
 
 Examples:

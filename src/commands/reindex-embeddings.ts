@@ -55,6 +55,8 @@ Examples:
       embeddingSettings(rt.config(cmd), { model: o.model });
       await rt.withContext(cmd, async (ctx) => {
         const { reindexEmbeddings } = await import('../jobs/reindex-embeddings.js');
+        const { configureSharp } = await import('../media/images.js');
+        configureSharp({ concurrency: 1, cache: false }); // one libvips thread per image in flight; only JPEG/PNG/WebP decoders
         const bar = progress(rt.io, 'reindex-embeddings', !o.json);
         const stop = interruptSignal();
         try {

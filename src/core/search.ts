@@ -73,6 +73,14 @@ export interface SearchResult {
   results: SearchHit[];
 }
 
+/**
+ * What the exact scan reads besides `_id` and the vector: enough to answer
+ * without a second query (on FerretDB an `_id: {$in}` lookup is a full
+ * collection scan), and little next to the 1 KB vector.
+ */
+export const SEARCH_FIELDS = ['status', 'thumb_key', 'gallery_width', 'gallery_height', 'width', 'height', 'upload_timestamp', 'is_archived', 'deleted_at'] as const;
+type HitDoc = Pick<FileRecord, (typeof SEARCH_FIELDS)[number] | '_id'>;
+
 /** Files of one user the search can compare: the right model and dimension, not deleted, in a searchable state. */
 export function searchableFilter(userId: string, model: string, dim: number): Record<string, unknown> {
   return {
@@ -155,16 +163,20 @@ export async function searchSimilar(ctx: Context, req: SearchRequest): Promise<S
   const score = await scorer(query, tolerant, model);
   let method: SearchResult['method'] = 'exact';
   let scanned: number | null = null;
-  let ranked: Array<{ score: number; item: string }> | null = null;
+  let ranked: Array<{ score: number; item: HitDoc }> | null = null;
 
   if (!tolerant && (await store.annAvailable())) {
     try {
       const want = topK + (exclude ? 1 : 0);
       const hits = await store.ann(query, req.userId, Math.min(want * 4, 1000), Math.min(10_000, Math.max(200, want * 20)));
-      ranked = hits
+      const wanted = hits
         .filter((h) => h.id !== exclude && h.embedding_model === model && h.embedding_dim === dim && h.cosine >= minSimilarity)
-        .slice(0, topK)
-        .map((h) => ({ score: h.cosine, item: h.id }));
+        .slice(0, topK);
+      const recs = await Promise.all(wanted.map((h) => ctx.registry.get(h.id)));
+      ranked = wanted.flatMap((h, i) => {
+        const r = recs[i];
+        return r && r.user_id === req.userId ? [{ score: h.cosine, item: r }] : [];
+      });
       method = 'vector_index';
     } catch (err) {
       if (!isUnsupportedVectorSearch(err)) throw err;
@@ -173,18 +185,18 @@ export async function searchSimilar(ctx: Context, req: SearchRequest): Promise<S
     }
   }
   if (!ranked) {
-    const top = new TopK<string>(topK);
+    const top = new TopK<HitDoc>(topK);
     scanned = 0;
-    for await (const { id, vector } of store.scan(searchableFilter(req.userId, model, dim))) {
+    for await (const { id, vector, doc } of store.scan(searchableFilter(req.userId, model, dim), SEARCH_FIELDS)) {
       if (vector.length !== dim || id === exclude) continue;
       scanned++;
       const s = score(vector);
-      if (s >= minSimilarity) top.push(s, id);
+      if (s >= minSimilarity) top.push(s, doc);
     }
     ranked = top.results();
   }
 
-  const results = await hydrate(ctx, ranked, req.userId, req.urls !== false);
+  const results = toHits(ctx, ranked, req.urls !== false);
   return {
     user_id: req.userId,
     model,
@@ -200,29 +212,24 @@ export async function searchSimilar(ctx: Context, req: SearchRequest): Promise<S
   };
 }
 
-/** Records of the winners (one query for all), in rank order, with thumbnail URLs. Files gone meanwhile are dropped. */
-async function hydrate(ctx: Context, ranked: Array<{ score: number; item: string }>, userId: string, urls: boolean): Promise<SearchHit[]> {
-  if (!ranked.length) return [];
-  const recs = new Map<string, FileRecord>();
-  for await (const r of ctx.registry.find({ _id: { $in: ranked.map((x) => x.item) }, user_id: userId } as never)) recs.set(r._id, r);
-  const out: SearchHit[] = [];
-  for (const { score, item } of ranked) {
-    const r = recs.get(item);
-    if (!r || r.deleted_at || !SEARCHABLE_STATES.includes(r.status)) continue;
-    const link = urls ? thumbnailLink(ctx, r) : null;
-    out.push({
-      file_id: r._id,
-      score: Math.round(score * 1e6) / 1e6,
-      status: r.status,
-      width: r.gallery_width ?? r.width ?? null,
-      height: r.gallery_height ?? r.height ?? null,
-      upload_timestamp: r.upload_timestamp?.toISOString() ?? null,
-      is_archived: r.is_archived ?? false,
-      thumbnail_url: link?.url ?? null,
-      thumbnail_expires_at: link?.expires_at ?? null,
+/** The winners as the API shows them, in rank order, with thumbnail URLs. */
+function toHits(ctx: Context, ranked: Array<{ score: number; item: HitDoc }>, urls: boolean): SearchHit[] {
+  return ranked
+    .filter(({ item: r }) => !r.deleted_at && SEARCHABLE_STATES.includes(r.status))
+    .map(({ score, item: r }) => {
+      const link = urls ? thumbnailLink(ctx, r) : null;
+      return {
+        file_id: r._id,
+        score: Math.round(score * 1e6) / 1e6,
+        status: r.status,
+        width: r.gallery_width ?? r.width ?? null,
+        height: r.gallery_height ?? r.height ?? null,
+        upload_timestamp: r.upload_timestamp?.toISOString() ?? null,
+        is_archived: r.is_archived ?? false,
+        thumbnail_url: link?.url ?? null,
+        thumbnail_expires_at: link?.expires_at ?? null,
+      };
     });
-  }
-  return out;
 }
 
 /**
@@ -231,7 +238,7 @@ async function hydrate(ctx: Context, ranked: Array<{ score: number; item: string
  * download-url route it does not count as an access: being shown among
  * search results must not keep a file from being archived.
  */
-function thumbnailLink(ctx: Context, r: FileRecord): { url: string; expires_at: string | null } | null {
+function thumbnailLink(ctx: Context, r: Pick<FileRecord, 'thumb_key' | 'is_archived'>): { url: string; expires_at: string | null } | null {
   if (!r.thumb_key || r.is_archived) return null;
   if (ctx.config.cdnDomain) {
     const host = ctx.config.cdnDomain.replace(/^https?:\/\//, '').replace(/\/$/, '');

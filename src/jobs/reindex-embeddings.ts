@@ -73,7 +73,8 @@ export function reindexFilter(model: string, dim: number, o: Pick<ReindexOptions
 
 /** Runs the job; throws only when it cannot go on (configuration, provider or storage down), keeping what it did. */
 export async function reindexEmbeddings(ctx: Context, o: ReindexOptions = {}): Promise<ReindexReport> {
-  const provider = o.provider ?? createEmbeddingProvider(embeddingSettings(ctx.config, { model: o.model }));
+  const concurrency = Math.max(1, o.concurrency ?? 4);
+  const provider = o.provider ?? createEmbeddingProvider(embeddingSettings(ctx.config, { model: o.model }), { localConcurrency: concurrency });
   const filter = reindexFilter(provider.model, provider.dim, o, ctx.clock.now());
   const counted = await ctx.registry.count(filter as never);
   const total = o.limit ? Math.min(o.limit, counted) : counted;
@@ -99,7 +100,6 @@ export async function reindexEmbeddings(ctx: Context, o: ReindexOptions = {}): P
     else report.items_truncated = true;
   };
   const owner = `reindex:${randomUUID().slice(0, 8)}`;
-  const concurrency = Math.max(1, o.concurrency ?? 4);
   const limit = pLimit(concurrency);
   const inFlight = new Set<Promise<void>>();
   let done = 0;
