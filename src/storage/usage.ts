@@ -47,8 +47,8 @@ export class UsageStore {
         });
       // The common case is one conditional write; a user's first sign creates the document.
       if ((await tryInc()).modifiedCount === 1) return true;
-      if ((await this.coll.countDocuments({ _id: user }, { limit: 1 })) > 0) return false;
-      if (bytes > limits.bytes && limits.bytes > 0) return false;
+      // No room, or no document yet (a user's first sign, maybe two at once): make sure
+      // the document exists, then try once more; only a full quota fails twice.
       try {
         await this.coll.insertOne({ _id: user, bytes: 0, files: 0, reserved_bytes: 0, reserved_files: 0 });
       } catch (err) {
