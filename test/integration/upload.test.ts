@@ -152,6 +152,14 @@ describe('quota', () => {
     }
   });
 
+  it("lets a new user's first concurrent signs all through when there is room", async () => {
+    const t = await d.token(`new${Date.now()}`);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => api(d, 'POST', '/api/v1/upload/sign', { token: t, body: { filename: 'a.jpg', content_type: 'image/jpeg', size_bytes: 10 } })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(201));
+  });
+
   it('releases the reservation when the URL expires unused (reconciler), and on delete', async () => {
     const s = await api(d, 'POST', '/api/v1/upload/sign', { token: bob, body: { filename: 'a.jpg', content_type: 'image/jpeg', size_bytes: 5000 } });
     expect(await d.ctx.usage.get('bob')).toMatchObject({ bytes: 5000, files: 1 });
