@@ -59,7 +59,8 @@ export class DocLocks implements Locker {
 
   private async withDocLock<T>(key: string, fn: () => Promise<T>, opts: { ttlMs?: number; waitMs?: number }): Promise<T> {
     const ttl = opts.ttlMs ?? 15_000;
-    const deadline = Date.now() + (opts.waitMs ?? 10_000);
+    // Wait longer than the TTL: a killed holder's lock expires while we wait.
+    const deadline = Date.now() + (opts.waitMs ?? ttl + 5_000);
     const owner = randomUUID();
     for (let attempt = 0; ; attempt++) {
       if (await this.tryAcquire(key, owner, ttl)) break;

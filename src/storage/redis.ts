@@ -91,7 +91,8 @@ export class RedisLocks implements Locker {
     private readonly redis: RedisConnection,
     private readonly prefix: string,
     private readonly ttlMs = 15_000,
-    private readonly waitMs = 10_000,
+    // Longer than the TTL: a holder that was killed lets go by expiry while we wait.
+    private readonly waitMs = 20_000,
   ) {}
 
   withLock<T>(key: string, fn: () => Promise<T>): Promise<T> {

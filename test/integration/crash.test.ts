@@ -1,7 +1,7 @@
 /**
  * Fault injection: the lifecycle jobs run as real child processes and are
- * killed with SIGKILL at random moments, many times; then a run to completion,
- * and an audit of every file's bytes and location.
+ * killed with SIGKILL at random moments once they are visibly working, many
+ * times; then a run to completion, and an audit of every file's bytes and location.
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], env: Record<string, string>, killAfterMs?: number): Promise<Run> {
+function run(args: string[], env: Record<string, string>, killWhen?: () => Promise<boolean>): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'biostore.js'), ...args], {
       env: { PATH: process.env.PATH ?? '', ...env },
@@ -30,23 +30,33 @@ function run(args: string[], env: Record<string, string>, killAfterMs?: number):
     });
     let stdout = '';
     let stderr = '';
+    let done = false;
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+    if (killWhen) {
+      // Kill at a random moment once the job is visibly doing work (not during start-up).
+      void (async () => {
+        const deadline = Date.now() + 30_000;
+        while (!done && Date.now() < deadline && !(await killWhen())) await new Promise((r) => setTimeout(r, 25));
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 600)));
+        if (!done) child.kill('SIGKILL');
+      })();
+    }
     child.on('close', (code, signal) => {
-      clearTimeout(timer);
+      done = true;
       resolve({ code, signal, stdout, stderr });
     });
   });
 }
 
-/** Kills `args` at random moments `kills` times; returns how many kills landed mid-run. */
-async function killRepeatedly(args: string[], env: Record<string, string>, kills: number, maxMs: number): Promise<number> {
+/** Kills `args` `kills` times, each at a random moment after `progress()` moved; returns how many kills landed mid-run. */
+async function killRepeatedly(args: string[], env: Record<string, string>, kills: number, progress: () => Promise<number>): Promise<number> {
   let landed = 0;
   for (let i = 0; i < kills; i++) {
-    const r = await run(args, env, 250 + Math.floor(Math.random() * maxMs));
+    const before = await progress();
+    const r = await run(args, env, async () => (await progress()) > before);
     if (r.signal === 'SIGKILL') landed++;
-    else expect([r.code, r.stderr]).toEqual([0, expect.any(String)]);
+    else if (r.code !== 0) throw new Error(`run exited ${r.code}: ${r.stderr.slice(-600)} ${r.stdout.slice(-300)}`);
   }
   return landed;
 }
@@ -67,9 +77,12 @@ describe('kill -9 at random moments, then resume: nothing lost', () => {
 
   it('archive-run: killed 12 times, then completed; every file archived exactly once with its bytes intact, no orphan', async () => {
     const args = ['archive-run', '--yes', '--json', '--now', at(31), '--concurrency', '8'];
-    const landed = await killRepeatedly(args, env, 12, 2500);
-    console.log(`archive-run: ${landed} of 12 SIGKILLs landed mid-run; ${await ctx.registry.count({ status: 'archived' })} of 300 archived by then, ${await ctx.registry.count({ status: 'archiving' })} in flight`);
+    const archived = () => ctx.registry.count({ status: 'archived' });
+    const landed = await killRepeatedly(args, env, 12, archived);
+    const byThen = await archived();
+    console.log(`archive-run: ${landed} of 12 SIGKILLs landed mid-run; ${byThen} of 300 archived by then, ${await ctx.registry.count({ status: 'archiving' })} in flight`);
     expect(landed).toBeGreaterThan(5);
+    expect(byThen).toBeGreaterThan(0);
     const final = await run(args, env);
     expect(final.code, final.stderr).toBe(0);
     expect(JSON.parse(final.stdout).failed).toBe(0);
@@ -95,7 +108,8 @@ describe('kill -9 at random moments, then resume: nothing lost', () => {
   it('rehydrate --pending: killed 6 times, then completed; every file back in the hot bucket with its bytes', async () => {
     const some = files.slice(0, 80);
     for (const { rec } of some) await ctx.registry.transition(rec._id, 'archived', { status: 'restoring' });
-    const landed = await killRepeatedly(['rehydrate', '--pending', '--json'], env, 6, 1500);
+    const restored = async () => 80 - (await ctx.registry.count({ status: 'restoring' }));
+    const landed = await killRepeatedly(['rehydrate', '--pending', '--json'], env, 6, restored);
     console.log(`rehydrate --pending: ${landed} of 6 SIGKILLs landed mid-run`);
     const final = await run(['rehydrate', '--pending', '--json'], env);
     expect(final.code, final.stderr).toBe(0);
@@ -112,7 +126,8 @@ describe('kill -9 at random moments, then resume: nothing lost', () => {
   it('purge-run: killed 6 times, then completed; every expired file and its objects gone, the others untouched', async () => {
     // The 220 still archived expire at day 90 + ; the 80 rehydrated ones got a fresh TTL.
     const args = ['purge-run', '--yes', '--json', '--now', at(95), '--concurrency', '8'];
-    const landed = await killRepeatedly(args, env, 6, 1500);
+    const purged = async () => 300 - (await ctx.registry.count({ user_id: 'kim' })) + (await ctx.registry.count({ status: 'purging' }));
+    const landed = await killRepeatedly(args, env, 6, purged);
     console.log(`purge-run: ${landed} of 6 SIGKILLs landed mid-run`);
     const final = await run(args, env);
     expect(final.code, final.stderr).toBe(0);
