@@ -1,4 +1,4 @@
-/** Seeds `ready` files as the optimizer leaves them: a gallery and a thumbnail object and the record. */
+/** Seeds files as earlier stages leave them: `uploaded` (raw object + record) or `ready` (gallery, thumbnail, record). */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Context } from '../../src/core/context.js';
@@ -62,4 +62,31 @@ export async function allObjects(ctx: Context): Promise<Set<string>> {
 export async function sha(ctx: Context, bucket: string, key: string): Promise<string | null> {
   const body = await ctx.objects.read(bucket, key, 64e6);
   return body ? createHash('sha256').update(body).digest('hex') : null;
+}
+
+/** An `uploaded` file as registration leaves it: the raw object in the hot bucket and its record. */
+export async function seedUploaded(c: Context, user: string, body: Buffer, contentType: string, at = new Date()): Promise<FileRecord> {
+  const id = randomUUID();
+  const ext = contentType.split('/')[1] === 'jpeg' ? 'jpg' : contentType.split('/')[1];
+  const key = `raw/${user}/${id}.${ext}`;
+  await c.objects.put(c.config.s3.bucketHot, key, body, contentType);
+  const rec: FileRecord = {
+    _id: id,
+    user_id: user,
+    status: 'uploaded',
+    s3_key: key,
+    content_type: contentType,
+    original_filename: 'x',
+    use_case: 'gallery',
+    size_bytes: body.length,
+    checksum_sha256: createHash('sha256').update(body).digest('hex'),
+    reserved_bytes: 0,
+    upload_mode: 'put',
+    created_at: at,
+    updated_at: at,
+    upload_timestamp: at,
+    last_accessed_at: at,
+  };
+  await c.registry.insert(rec);
+  return rec;
 }

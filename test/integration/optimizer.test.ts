@@ -1,15 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '../../src/core/context.js';
-import type { FileRecord } from '../../src/core/files.js';
 import { OptimizerPool } from '../../src/daemon/optimizer-pool.js';
 import { claimNext, processClaimed } from '../../src/jobs/optimize.js';
 import { reprocess } from '../../src/jobs/reprocess.js';
 import { initStores } from '../helpers/daemon.js';
+import { seedUploaded } from '../helpers/seed.js';
 import { cleanup, FIXTURES, testConfig, testEnv } from '../helpers/stack.js';
 
 const env = testEnv('optimizer');
@@ -25,33 +24,6 @@ afterAll(async () => {
 });
 
 const fixture = (name: string) => readFileSync(join(FIXTURES, name));
-
-/** An `uploaded` file as registration leaves it: the raw object in the hot bucket and its record. */
-async function seedUploaded(c: Context, user: string, body: Buffer, contentType: string, at = new Date()): Promise<FileRecord> {
-  const id = randomUUID();
-  const ext = contentType.split('/')[1] === 'jpeg' ? 'jpg' : contentType.split('/')[1];
-  const key = `raw/${user}/${id}.${ext}`;
-  await c.objects.put(c.config.s3.bucketHot, key, body, contentType);
-  const rec: FileRecord = {
-    _id: id,
-    user_id: user,
-    status: 'uploaded',
-    s3_key: key,
-    content_type: contentType,
-    original_filename: 'x',
-    use_case: 'gallery',
-    size_bytes: body.length,
-    checksum_sha256: createHash('sha256').update(body).digest('hex'),
-    reserved_bytes: 0,
-    upload_mode: 'put',
-    created_at: at,
-    updated_at: at,
-    upload_timestamp: at,
-    last_accessed_at: at,
-  };
-  await c.registry.insert(rec);
-  return rec;
-}
 
 async function processOne(c: Context, owner = 'test-worker') {
   const claimed = await claimNext(c, owner);

@@ -5,7 +5,7 @@
  * copies first. Plus: ownership, --stale after a model change, two reindex
  * runs at once, and the http provider against a deliberately flaky server.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +15,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '../../src/core/context.js';
 import { EmbeddingRejectedError, HttpEmbeddingProvider } from '../../src/core/embeddings.js';
 import { ConfigError, UnavailableError } from '../../src/core/errors.js';
-import type { FileRecord } from '../../src/core/files.js';
 import { findDuplicates, searchSimilar } from '../../src/core/search.js';
 import { OptimizerPool } from '../../src/daemon/optimizer-pool.js';
 import { claimNext, processClaimed } from '../../src/jobs/optimize.js';
@@ -23,6 +22,7 @@ import { reindexEmbeddings } from '../../src/jobs/reindex-embeddings.js';
 import { fromStoredVector } from '../../src/storage/vector-store.js';
 import { cli } from '../helpers/cli.js';
 import { api, initStores, startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { seedUploaded } from '../helpers/seed.js';
 import { cleanup, FIXTURES, testConfig, testEnv } from '../helpers/stack.js';
 
 const THRESHOLD = 0.75; // VECTOR_SIMILARITY_THRESHOLD default
@@ -30,34 +30,6 @@ const env = testEnv('search');
 let ctx: Context;
 
 const fixture = (name: string) => readFileSync(join(FIXTURES, name));
-
-/** An `uploaded` file as registration leaves it: the raw object in the hot bucket and its record. */
-async function seedUploaded(c: Context, user: string, body: Buffer, contentType: string): Promise<FileRecord> {
-  const id = randomUUID();
-  const ext = contentType === 'image/jpeg' ? 'jpg' : contentType.split('/')[1];
-  const key = `raw/${user}/${id}.${ext}`;
-  await c.objects.put(c.config.s3.bucketHot, key, body, contentType);
-  const at = new Date();
-  const rec: FileRecord = {
-    _id: id,
-    user_id: user,
-    status: 'uploaded',
-    s3_key: key,
-    content_type: contentType,
-    original_filename: 'x',
-    use_case: 'gallery',
-    size_bytes: body.length,
-    checksum_sha256: createHash('sha256').update(body).digest('hex'),
-    reserved_bytes: 0,
-    upload_mode: 'put',
-    created_at: at,
-    updated_at: at,
-    upload_timestamp: at,
-    last_accessed_at: at,
-  };
-  await c.registry.insert(rec);
-  return rec;
-}
 
 /** Runs the optimizer over everything uploaded, as a daemon worker would. */
 async function optimizeAll(c: Context): Promise<void> {
