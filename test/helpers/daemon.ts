@@ -6,7 +6,7 @@ import { Metrics } from '../../src/core/metrics.js';
 import { buildApp } from '../../src/daemon/app.js';
 import { initMongo } from '../../src/storage/mongo-schema.js';
 import { initBuckets } from '../../src/storage/s3.js';
-import { testConfig } from './stack.js';
+import { cleanup, testConfig } from './stack.js';
 
 export interface TestDaemon {
   ctx: Context;
@@ -69,4 +69,17 @@ export async function initStores(ctx: Context): Promise<void> {
   await initMongo(ctx.mongo, { vectorDim: ctx.config.vector.dim });
   const c = ctx.config.s3;
   await initBuckets(ctx.s3, c.endpoint, { hot: c.bucketHot, archive: c.bucketArchive, corsOrigins: c.corsOrigins, region: c.region });
+}
+
+/** A context on a test file's own database and buckets, initialised (init-mongo, init-buckets). */
+export async function openStores(env: Record<string, string>): Promise<Context> {
+  const ctx = new Context(testConfig(env));
+  await initStores(ctx);
+  return ctx;
+}
+
+/** Closes a context from `openStores` and drops its database and buckets. */
+export async function closeStores(ctx: Context | undefined, env: Record<string, string>): Promise<void> {
+  await ctx?.close();
+  await cleanup(env);
 }

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Context } from '../../src/core/context.js';
-import { initStores } from '../helpers/daemon.js';
+import { closeStores, openStores } from '../helpers/daemon.js';
 import { allObjects, seedReady, sha, type Seeded } from '../helpers/seed.js';
-import { cleanup, ROOT, testConfig, testEnv } from '../helpers/stack.js';
+import { ROOT, testEnv } from '../helpers/stack.js';
 
 const DAY = 24 * 3600 * 1000;
 const t0 = new Date('2026-09-01T00:00:00Z');
@@ -66,13 +66,11 @@ describe('kill -9 at random moments, then resume: nothing lost', () => {
   let ctx: Context;
   let files: Seeded[];
   beforeAll(async () => {
-    ctx = new Context(testConfig(env));
-    await initStores(ctx);
+    ctx = await openStores(env);
     files = await seedReady(ctx, 'kim', 300, t0, 4096);
   }, 120_000);
   afterAll(async () => {
-    await ctx?.close();
-    await cleanup(env);
+    await closeStores(ctx, env);
   });
 
   it('archive-run: killed 12 times, then completed; every file archived exactly once with its bytes intact, no orphan', async () => {
@@ -145,13 +143,11 @@ describe('two archive-runs at once', () => {
   const env = testEnv('twoarchive', { ARCHIVE_STORAGE_CLASS: 'STANDARD_IA' });
   let ctx: Context;
   beforeAll(async () => {
-    ctx = new Context(testConfig(env));
-    await initStores(ctx);
+    ctx = await openStores(env);
     await seedReady(ctx, 'lee', 120, t0);
   }, 60_000);
   afterAll(async () => {
-    await ctx?.close();
-    await cleanup(env);
+    await closeStores(ctx, env);
   });
 
   it('never conflict: one runs, the other skips with exit 6 and says so; every file archived once', async () => {

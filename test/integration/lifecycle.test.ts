@@ -6,9 +6,9 @@ import { planPurge, purgeRun } from '../../src/jobs/purge.js';
 import { rehydratePending, requestRehydrate } from '../../src/jobs/rehydrate.js';
 import { ArchiveLog } from '../../src/storage/archive-log.js';
 import { cli } from '../helpers/cli.js';
-import { initStores } from '../helpers/daemon.js';
+import { closeStores, openStores } from '../helpers/daemon.js';
 import { allObjects, seedReady, sha } from '../helpers/seed.js';
-import { cleanup, stackEnv, testConfig, testEnv } from '../helpers/stack.js';
+import { stackEnv, testEnv } from '../helpers/stack.js';
 
 const DAY = 24 * 3600 * 1000;
 const t0 = new Date('2026-10-01T12:00:00Z');
@@ -19,12 +19,10 @@ describe('archive-run and purge-run against versitygw', () => {
   const env = testEnv('lifecycle', { ARCHIVE_STORAGE_CLASS: 'STANDARD_IA' });
   let ctx: Context;
   beforeAll(async () => {
-    ctx = new Context(testConfig(env));
-    await initStores(ctx);
+    ctx = await openStores(env);
   });
   afterAll(async () => {
-    await ctx?.close();
-    await cleanup(env);
+    await closeStores(ctx, env);
   });
 
   it('archives exactly the files untouched for 30 days, verified, and frees the hot copies', async () => {
@@ -150,12 +148,10 @@ describe('Glacier archive and restore against moto server', () => {
   const env = testEnv('glacier', { S3_ENDPOINT_URL: stackEnv().MOTO_ENDPOINT_URL!, ARCHIVE_STORAGE_CLASS: 'GLACIER' });
   let ctx: Context;
   beforeAll(async () => {
-    ctx = new Context(testConfig(env));
-    await initStores(ctx);
+    ctx = await openStores(env);
   });
   afterAll(async () => {
-    await ctx?.close();
-    await cleanup(env);
+    await closeStores(ctx, env);
   });
 
   it('archives to GLACIER (GET refused until restored), then restores through rehydrate and --pending', async () => {

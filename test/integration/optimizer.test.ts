@@ -7,7 +7,7 @@ import { Context } from '../../src/core/context.js';
 import { OptimizerPool } from '../../src/daemon/optimizer-pool.js';
 import { claimNext, processClaimed } from '../../src/jobs/optimize.js';
 import { reprocess } from '../../src/jobs/reprocess.js';
-import { initStores } from '../helpers/daemon.js';
+import { closeStores, openStores } from '../helpers/daemon.js';
 import { seedUploaded } from '../helpers/seed.js';
 import { cleanup, FIXTURES, testConfig, testEnv } from '../helpers/stack.js';
 
@@ -15,12 +15,10 @@ const env = testEnv('optimizer');
 let ctx: Context;
 
 beforeAll(async () => {
-  ctx = new Context(testConfig(env));
-  await initStores(ctx);
+  ctx = await openStores(env);
 });
 afterAll(async () => {
-  await ctx?.close();
-  await cleanup(env);
+  await closeStores(ctx, env);
 });
 
 const fixture = (name: string) => readFileSync(join(FIXTURES, name));
@@ -123,8 +121,7 @@ describe('optimizer pipeline on the real stack', () => {
 describe('reprocess', () => {
   it('--stale after a settings change touches exactly the stale files', async () => {
     const renv = testEnv('reprocess');
-    const a = new Context(testConfig(renv));
-    await initStores(a);
+    const a = await openStores(renv);
     try {
       const files = await Promise.all(Array.from({ length: 3 }, () => seedUploaded(a, 'dan', fixture('chelsea.png'), 'image/png')));
       for (let i = 0; i < 3; i++) expect((await processOne(a)).outcome).toBe('ready');
